@@ -1,0 +1,1 @@
+"""Runnable studies and the ``strategic-env`` command line."""
