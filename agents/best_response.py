@@ -97,7 +97,10 @@ class SyntheticConditionalMeans:
                 self.table[i, coordinate] = post @ means
 
     def __call__(self, labeler: int, preference: np.ndarray) -> np.ndarray:
-        """Return E[p_j | p_i = preference] for every j, shape (B, N, K), from preference (B, K)."""
+        """Return E[p_j | p_i = preference] for every j, shape (B, N, K), from preference (B, K).
+
+        The entry j = i is the preference itself.
+        """
         b, k = preference.shape
         n = self.table.shape[0]
         out = np.empty((b, n, k))
@@ -110,6 +113,7 @@ class SyntheticConditionalMeans:
             value = np.where((p <= 0.0)[:, None], table[0][None, :], interior)
             value = np.where((p >= 1.0)[:, None], table[-1][None, :], value)
             out[:, :, coordinate] = value
+        out[:, labeler] = preference
         return out
 
 
@@ -149,8 +153,13 @@ class EmpiricalConditionalMeans:
         return np.clip(np.digitize(values, self.edges[1:-1]), 0, 9)
 
     def __call__(self, labeler: int, preference: np.ndarray) -> np.ndarray:
-        """Return E[p_j | p_i = preference] for every j, shape (B, N, 1), from preference (B, 1)."""
-        return self.table[labeler, self._bin(preference[:, 0])][:, :, None]
+        """Return E[p_j | p_i = preference] for every j, shape (B, N, 1), from preference (B, 1).
+
+        The entry j = i is the preference itself.
+        """
+        out = self.table[labeler, self._bin(preference[:, 0])][:, :, None]
+        out[:, labeler] = preference
+        return out
 
 
 class MyopicBestResponse:

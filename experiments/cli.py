@@ -27,7 +27,7 @@ def _add_scenario_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", help="named configuration to start from: paper (default) or diverse")
     parser.add_argument("--config", dest="config_file", metavar="FILE", help="TOML configuration file (field = value)")
     parser.add_argument("--dataset", choices=DATASETS, help="replay a real data set instead of synthetic preferences")
-    parser.add_argument("--data", metavar="PATH", help="folder that holds the data set's files")
+    parser.add_argument("--data", metavar="PATH", help="folder that contains the data set's files")
     parser.add_argument(
         "--panel-size",
         type=int,
@@ -37,7 +37,7 @@ def _add_scenario_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--horizon", type=int, metavar="T", help="number of slots T per episode (overrides the configuration)")
     parser.add_argument("--out", metavar="FOLDER", help="folder for results.json and the other outputs")
-    parser.add_argument("--overwrite", action="store_true", help="allow --out to name a folder that already holds results")
+    parser.add_argument("--overwrite", action="store_true", help="allow --out to name a folder that already contains results.json")
 
 
 def _scenario(args: argparse.Namespace, horizon: int | None = None):
@@ -105,8 +105,13 @@ def cmd_stress_test(args: argparse.Namespace) -> int:
     labelers = None
     if args.labelers:
         labelers = tuple(_labeler_index(part.strip(), names) for part in args.labelers.split(",") if part.strip())
-    seeds = parse_seeds(args.seeds) if args.seeds else (QUICK_SEEDS if quick else (0, 1, 2, 3, 4))
-    steps = args.steps if args.steps is not None else (QUICK_TIMESTEPS if quick else None)
+    if args.seeds:
+        seeds = parse_seeds(args.seeds)
+    else:
+        seeds = QUICK_SEEDS if quick else (0, 1, 2, 3, 4)
+    steps = args.steps
+    if steps is None and quick:
+        steps = QUICK_TIMESTEPS
     settings_kwargs: dict[str, Any] = {
         "mechanisms": parse_mechanisms(args.mechanisms),
         "labelers": labelers,
@@ -157,7 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         folder = prepare_output(args.out or "runs/train", args.overwrite)
         steps = args.steps or DEFAULT_TOTAL_TIMESTEPS
-        config = scenario.config.replace(mechanism=args.mechanism)
+        config = scenario.config_for(args.mechanism)
         model = train_deviator(config, labeler, steps, args.seed, source=scenario.make_source())
         model.save(folder / "model.zip")
 

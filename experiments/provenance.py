@@ -61,13 +61,13 @@ def provenance(config: dict[str, Any], seeds: list[int], extra: dict[str, Any] |
 
 
 def prepare_output(folder: str | Path, overwrite: bool) -> Path:
-    """Create the output folder, refusing one that already holds results unless ``overwrite``."""
+    """Create the output folder, rejecting one that already contains results unless ``overwrite``."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"output path {folder} exists and is not a folder; choose another --out")
     if (folder / "results.json").exists() and not overwrite:
         raise FileExistsError(
-            f"output folder {folder} already holds results.json; choose another --out or pass --overwrite"
+            f"output folder {folder} already contains results.json; choose another --out or pass --overwrite"
         )
     folder.mkdir(parents=True, exist_ok=True)
     return folder

@@ -40,11 +40,21 @@ class Scenario:
     def make_source(self) -> ReplaySource | SyntheticSource:
         return ReplaySource(self.table) if self.table is not None else SyntheticSource(self.config)
 
+    def config_for(self, mechanism: str | None) -> GameConfig:
+        """Return the configuration under ``mechanism``.
+
+        ``mechanism_params`` belong to the configured mechanism, so another mechanism runs
+        with its defaults.
+        """
+        if mechanism is None or mechanism == self.config.mechanism:
+            return self.config
+        return self.config.replace(mechanism=mechanism, mechanism_params={})
+
     def make_game(
         self, mechanism: str | None = None, batch_size: int = 1, record_history: bool = False
     ) -> StrategicFeedbackGame:
         """Build a game of ``batch_size`` episodes under ``mechanism`` (default: the configured one)."""
-        config = self.config if mechanism is None else self.config.replace(mechanism=mechanism)
+        config = self.config_for(mechanism)
         return StrategicFeedbackGame(
             config, batch_size=batch_size, source=self.make_source(), record_history=record_history
         )
@@ -78,12 +88,12 @@ def build_scenario(
         config = make_preset(preset or "paper", **overrides)
     if dataset is None:
         if data is not None:
-            raise ValueError("--data needs --dataset to say which data set the folder holds")
+            raise ValueError("--data needs --dataset to say which data set the folder contains")
         return Scenario(config=config, preset=preset if config_file is None else None)
     if dataset not in DATASETS:
         raise ValueError(f"unknown data set {dataset!r}; expected one of {', '.join(DATASETS)}")
     if data is None:
-        raise ValueError(f"--dataset {dataset} needs --data PATH, the folder that holds the data set's files")
+        raise ValueError(f"--dataset {dataset} needs --data PATH, the folder that contains the data set's files")
     table = load_dataset(dataset, Path(data), **(dataset_options or {}))
     config = config_for_source(config, ReplaySource(table))
     return Scenario(config=config, table=table, preset=preset, dataset=dataset, data_path=str(data))

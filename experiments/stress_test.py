@@ -127,7 +127,7 @@ def run_job(job: Job) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     scenario = job.scenario
-    config = scenario.config.replace(mechanism=job.mechanism)
+    config = scenario.config_for(job.mechanism)
     started = time.perf_counter()
     model = train_deviator(config, job.labeler, job.total_timesteps, job.seed, source=scenario.make_source())
     train_seconds = time.perf_counter() - started

@@ -86,8 +86,8 @@ class GameConfig:
         truth_dirichlet: concentration of the symmetric Dirichlet prior on the simplex.
         noise_sigma: noise level sigma_i of each labeler, or None to draw the noise
             levels at reset from Uniform(sigma_range).
-        bias: systematic bias beta_i of each labeler: one number (added to every
-            coordinate) or K numbers per labeler; None for no bias (or, with
+        bias: systematic bias beta_i of each labeler: one number or a one-element row
+            (added to every coordinate), or K numbers per labeler; None for no bias (or, with
             ``bias_scale > 0``, biases drawn at reset from N(0, bias_scale^2), clipped
             to [-1, 1]).
         sigma_range: (low, high) of the noise-level prior used when noise_sigma is None.
@@ -194,6 +194,8 @@ class GameConfig:
         normalised = []
         for i, row in enumerate(rows):
             values = (float(row),) * self.feedback_dim if isinstance(row, (int, float)) else _as_float_tuple(f"bias[{i}]", row)
+            if len(values) == 1:
+                values = values * self.feedback_dim
             if len(values) != self.feedback_dim:
                 _fail(f"bias[{i}]", row, f"expected one number or {self.feedback_dim} numbers")
             for k, v in enumerate(values):
@@ -226,7 +228,7 @@ class _FrozenDict(dict):
     def _immutable(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("GameConfig.mechanism_params is immutable; use GameConfig.replace")
 
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _immutable  # type: ignore[assignment]
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _immutable  # type: ignore[assignment]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_FrozenDict, (dict(self),))
@@ -258,7 +260,7 @@ def preset(name: str, **overrides: Any) -> GameConfig:
 def load_config(path: str | Path, **overrides: Any) -> GameConfig:
     """Read a configuration from a TOML file.
 
-    The file holds field names as keys, and optionally ``preset = "name"`` to start from a
+    The file contains field names as keys, and optionally ``preset = "name"`` to start from a
     preset instead of the defaults. Keyword overrides win over the file.
     """
     path = Path(path)

@@ -33,7 +33,7 @@ PRIVATE_INFORMATION = ("type", "preference")
 
 
 class StepResult(NamedTuple):
-    """What one slot produced, for a batch of B games."""
+    """Outputs of one slot for a batch of B games."""
 
     utilities: np.ndarray  # (B, N) utility of each labeler in the slot
     reports: np.ndarray  # (B, N, K) reports after projection

@@ -123,7 +123,7 @@ class LabelerVecEnv(VecEnv):
     """Stable-Baselines3 VecEnv of ``n_envs`` one-learner games stepped by the batched core.
 
     All games share the horizon, so they end together and are reset together; the info of
-    each game at the end holds ``terminal_observation`` and ``episode`` (``r``: the
+    each game at the end contains ``terminal_observation`` and ``episode`` (``r``: the
     undiscounted return, ``l``: the length), as SB3's Monitor would write them.
 
     Args:

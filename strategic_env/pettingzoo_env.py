@@ -133,6 +133,10 @@ def build_game(
     mechanism_object = None
     if isinstance(mechanism, Mechanism):
         mechanism_object = mechanism
+        # Record the instance's rule in the configuration; its parameters live on the instance.
+        cls = type(mechanism)
+        overrides["mechanism"] = mechanism.name or f"{cls.__module__}:{cls.__qualname__}"
+        overrides["mechanism_params"] = {}
     elif mechanism is not None:
         overrides["mechanism"] = mechanism
     game_config = build_config(config, preset, **overrides)

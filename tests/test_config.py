@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
+import pickle
 from pathlib import Path
 
 import pytest
@@ -125,6 +127,21 @@ def test_mechanism_params_copies_caller_dict() -> None:
     config = preset("paper", mechanism_params=params)
     params["eta"] = 0.9
     assert config.mechanism_params["eta"] == 0.3
+
+
+@pytest.mark.parametrize(
+    "clone",
+    [
+        pytest.param(copy.deepcopy, id="deepcopy"),
+        pytest.param(lambda config: pickle.loads(pickle.dumps(config)), id="pickle"),
+    ],
+)
+def test_config_clone_stays_immutable(clone) -> None:
+    config = preset("diverse", mechanism_params={"eta": 0.3})
+    cloned = clone(config)
+    assert cloned == config
+    with pytest.raises(TypeError):
+        cloned.mechanism_params["eta"] = 0.9  # type: ignore[index]
 
 
 def test_config_is_hashable_and_equal() -> None:
