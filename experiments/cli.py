@@ -134,6 +134,7 @@ def cmd_stress_test(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import torch
     from stable_baselines3 import PPO
 
     from agents.best_response import myopic_best_response_for
@@ -144,6 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from experiments.stress_test import EVAL_SEED_OFFSET, closed_form_available
     from strategic_env.metrics import mean_ci
 
+    torch.set_num_threads(1)  # PPO's small networks train fastest on one thread.
     scenario = _scenario(args)
     labeler = _labeler_index(args.labeler, scenario.labeler_names)
     scenario.make_game(args.mechanism)  # Fails early on an unknown mechanism.
@@ -198,12 +200,58 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from experiments.benchmark import bench_one_learner, format_one_learner
+    from experiments.benchmark import (
+        bench_mechanisms,
+        bench_one_learner,
+        format_mechanisms,
+        format_one_learner,
+        normal_draws_per_second,
+    )
+    from experiments.reproduce import builtin_mechanisms
+    from experiments.scenario import parse_mechanisms
 
     if args.n_envs < 1 or args.seconds <= 0:
         raise ValueError(f"invalid --n-envs {args.n_envs} or --seconds {args.seconds}: expected positive values")
+    mechanisms = parse_mechanisms(args.mechanisms) if args.mechanisms else builtin_mechanisms()
+    normal_rate = normal_draws_per_second((1000, 100, 1), args.seconds)
+    rows = bench_mechanisms(mechanisms, min_seconds=args.seconds)
+    print(format_mechanisms(rows, normal_rate))
+    print()
     for mechanism in ("mean", "online_weighted"):
         print(format_one_learner(bench_one_learner(args.n_envs, mechanism, args.seconds), mechanism))
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from experiments.reproduce import FULL_HORIZONS, QUICK_HORIZONS, ReproduceSettings, run_reproduce
+    from experiments.reproduce_report import HEADLINE_MECHANISMS, headline_table
+    from experiments.scenario import parse_mechanisms
+
+    horizons = QUICK_HORIZONS if args.quick else FULL_HORIZONS
+    if args.horizons:
+        try:
+            horizons = tuple(int(part) for part in args.horizons.split(","))
+        except ValueError:
+            raise ValueError(f"invalid --horizons {args.horizons!r}: expected comma-separated slot counts") from None
+        if len(horizons) < 1 or min(horizons) < 1:
+            raise ValueError(f"invalid --horizons {args.horizons!r}: expected positive slot counts")
+    replicates = args.replicates if args.replicates is not None else (5 if args.quick else 20)
+    settings = ReproduceSettings(
+        mechanisms=parse_mechanisms(args.mechanisms) if args.mechanisms else (),
+        horizons=horizons,
+        partial_horizons=horizons,
+        replicates=replicates,
+        seed=args.seed,
+        data_root=args.data,
+        workers=args.workers,
+    )
+    out = args.out or ("results/reproduce-quick" if args.quick else "results/reproduce")
+    record = run_reproduce(settings, out, overwrite=args.overwrite)
+    for scenario in ("paper", "diverse"):
+        print(f"{scenario}:")
+        print("\n".join(headline_table(record["summary"], scenario, HEADLINE_MECHANISMS)))
+        print()
+    print(f"report written to {Path(out) / 'report.md'} ({record['seconds']:.0f} s)")
     return 0
 
 
@@ -244,9 +292,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--evaluate", metavar="MODEL", help="evaluate a saved model.zip instead of training")
     train.set_defaults(handler=cmd_train)
 
+    reproduce = commands.add_parser("reproduce", help="regret of every mechanism against the horizon T")
+    reproduce.add_argument("--mechanisms", help="comma-separated mechanism names or import paths (default: all built-in)")
+    reproduce.add_argument("--horizons", help="comma-separated horizons T (default: 100 to 100000, log-spaced)")
+    reproduce.add_argument("--replicates", type=int, help="independent episodes per horizon (default: 20; --quick: 5)")
+    reproduce.add_argument("--seed", type=int, default=0, help="seed of all replicates (default: 0)")
+    reproduce.add_argument("--data", metavar="FOLDER", help="folder with pandalm/ and snow2008/ for the real-data part")
+    reproduce.add_argument("--workers", type=int, default=2, help="processes in parallel (default: 2)")
+    reproduce.add_argument("--quick", action="store_true", help="horizons 100 to 1000 and 5 replicates")
+    reproduce.add_argument("--out", metavar="FOLDER", help="results folder (default: results/reproduce)")
+    reproduce.add_argument("--overwrite", action="store_true", help="allow --out to name a folder that already contains results.json")
+    reproduce.set_defaults(handler=cmd_reproduce)
+
     bench = commands.add_parser("bench", help="measure environment throughput against a same-process baseline")
     bench.add_argument("--n-envs", type=int, default=64, help="games in the vectorised environment (default: 64)")
-    bench.add_argument("--seconds", type=float, default=2.0, help="minimum timed seconds per measurement (default: 2)")
+    bench.add_argument("--seconds", type=float, default=0.5, help="minimum timed seconds per measurement (default: 0.5)")
+    bench.add_argument("--mechanisms", help="comma-separated mechanism names (default: all built-in)")
     bench.set_defaults(handler=cmd_bench)
     return parser
 

@@ -247,6 +247,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     # The same labelers with diverse systematic biases.
     "diverse": {"bias": (0.0, 0.1, -0.1, 0.2, -0.2)},
+    # Twenty unbiased labelers, noise evenly spaced from 0.05 to 0.25.
+    "paper_n20": {"n_labelers": 20, "noise_sigma": tuple(round(0.05 + 0.2 * i / 19, 4) for i in range(20))},
 }
 
 

@@ -35,7 +35,7 @@ PRIVATE_INFORMATION = ("type", "preference")
 class StepResult(NamedTuple):
     """Outputs of one slot for a batch of B games."""
 
-    utilities: np.ndarray  # (B, N) utility of each labeler in the slot
+    utilities: np.ndarray | None  # (B, N) utility of each labeler; None without compute_utilities
     reports: np.ndarray  # (B, N, K) reports after projection
     aggregate: np.ndarray  # (B, K)
     truth: np.ndarray  # (B, K)
@@ -93,6 +93,9 @@ class StrategicFeedbackGame:
         mechanism: the aggregation rule; by default ``make(config.mechanism,
             **config.mechanism_params)``.
         record_history: keep per-slot records of the episode (memory O(T B N K)).
+        compute_utilities: compute the labelers' utilities in every slot. Without them
+            (``False``), ``step`` returns ``utilities=None`` and ``discounted_utility``
+            stays 0, which speeds up studies that need only the platform's regret.
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class StrategicFeedbackGame:
         source: PreferenceSource | None = None,
         mechanism: Mechanism | None = None,
         record_history: bool = False,
+        compute_utilities: bool = True,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"invalid batch_size={batch_size!r}: expected an integer >= 1")
@@ -119,6 +123,8 @@ class StrategicFeedbackGame:
         self.labeler_names = tuple(self.source.labeler_names)
         self.horizon = self.source.episode_length(self.config.horizon)
         self.record_history = record_history
+        self.compute_utilities = compute_utilities
+        self._needs_weights_before = record_history or (compute_utilities and self.config.utility != "influence")
         self._center = center(self.feedback_dim, self.config.space)
         self.observation_low, self.observation_high = self._observation_bounds()
         self.t = 0
@@ -168,12 +174,17 @@ class StrategicFeedbackGame:
         self.previous_truth = self.previous_aggregate.copy()
         self.previous_revealed = np.zeros(b, dtype=bool)
 
+        self._all_revealed = np.ones(b, dtype=bool)
+        self._dense_preferences = self.source.always_has_preference
         self.discounted_utility = np.zeros((b, n))
         self.cumulative_platform_loss = np.zeros(b)
-        self.cumulative_excess_loss = np.zeros((b, n))
+        self._cumulative_truthful_loss = np.zeros((b, n))
+        self._cumulative_sparse_excess = np.zeros((b, n))
+        self._cumulative_asked_excess = np.zeros((b, n))
         self.misreport_sum = np.zeros((b, n))
         self.exaggeration_sum = np.zeros((b, n))
-        self.asked_count = np.zeros((b, n))
+        self._asked_count = np.zeros((b, n))
+        self._all_asked_slots = 0
         self.history = History() if self.record_history else None
 
     # ------------------------------------------------------------------ state views
@@ -250,35 +261,49 @@ class StrategicFeedbackGame:
         return project(preferences + np.clip(actions, -1.0, 1.0), self.config.space)
 
     def step(self, reports: np.ndarray) -> StepResult:
-        """Play one slot with the reports (B, N, K) of all labelers (projected onto Y first)."""
+        """Play one slot with the reports (B, N, K) of all labelers (projected onto Y first).
+
+        Passing ``game.preferences`` itself (truthful play) skips the checks and the
+        projection, which cannot change it.
+        """
         if self.done:
             raise RuntimeError(f"the episode is over after {self.horizon} slots; call reset()")
         draw = self.draw
-        reports = np.asarray(reports, dtype=np.float64)
-        expected = (self.batch_size, self.n_labelers, self.feedback_dim)
-        if reports.shape != expected:
-            raise ValueError(f"reports have shape {reports.shape}, expected {expected} (games, labelers, K)")
-        if not np.all(np.isfinite(reports)):
-            raise ValueError("reports must be finite numbers; got NaN or infinite values")
-        reports = project(reports, self.config.space)
         config = self.config
+        truthful = reports is draw.preferences
+        if not truthful:
+            reports = self._checked_reports(reports)
 
-        weights_before = self.mechanism.weights.copy()
+        weights_before = self.mechanism.weights.copy() if self._needs_weights_before else None
         aggregate = self.mechanism.aggregate(reports, draw.asked)
-        revealed = self._reveal_rng.random(self.batch_size) < config.reveal_prob
-        if revealed.any():
+        if config.reveal_prob == 1.0:
+            revealed = self._all_revealed
+        else:
+            revealed = self._reveal_rng.random(self.batch_size) < config.reveal_prob
+        if config.reveal_prob == 1.0 or revealed.any():
             self.mechanism.update(reports, draw.asked, draw.truth, revealed=revealed, ask_prob=draw.ask_prob)
-        weights_after = self.mechanism.weights
 
-        utilities = self._utilities(aggregate, draw, weights_before, weights_after)
-        self.discounted_utility += config.discount**self.t * utilities
+        utilities = None
+        if self.compute_utilities:
+            utilities = self._utilities(aggregate, draw, weights_before, self.mechanism.weights)
+            self.discounted_utility += config.discount**self.t * utilities
 
         platform_loss = accuracy_loss(aggregate, draw.truth, config.loss)
         truthful_loss = accuracy_loss(draw.preferences, draw.truth[:, None, :], config.loss)
-        excess = np.where(draw.has_preference, platform_loss[:, None] - truthful_loss, 0.0)
         self.cumulative_platform_loss += platform_loss
-        self.cumulative_excess_loss += excess
-        self._accumulate_misreport(reports, aggregate, draw)
+        if self._dense_preferences:
+            self._cumulative_truthful_loss += truthful_loss
+        else:
+            self._cumulative_sparse_excess += np.where(draw.has_preference, platform_loss[:, None] - truthful_loss, 0.0)
+        if draw.ask_prob is not None:
+            self._cumulative_asked_excess += np.where(draw.asked, platform_loss[:, None] - truthful_loss, 0.0)
+        if truthful:
+            if draw.asked is draw.has_preference and self._dense_preferences:
+                self._all_asked_slots += 1  # Everyone asked: count the slot once, not per labeler.
+            else:
+                self._asked_count += draw.asked
+        else:
+            self._accumulate_misreport(reports, aggregate, draw)
 
         if self.history is not None:
             self.history.weights.append(weights_before)
@@ -288,22 +313,41 @@ class StrategicFeedbackGame:
             self.history.truth.append(draw.truth)
             self.history.asked.append(draw.asked)
             self.history.platform_loss.append(platform_loss)
-            self.history.excess_loss.append(excess)
+            self.history.excess_loss.append(np.where(draw.has_preference, platform_loss[:, None] - truthful_loss, 0.0))
 
         self.previous_aggregate = aggregate
-        self.previous_truth = np.where(revealed[:, None], draw.truth, self._center)
+        if revealed is self._all_revealed:
+            self.previous_truth = draw.truth
+        else:
+            self.previous_truth = np.where(revealed[:, None], draw.truth, self._center)
         self.previous_revealed = revealed
         self.t += 1
         if self.t < self.horizon:
             self._draw = self.source.draw(self.t)
         return StepResult(utilities, reports, aggregate, draw.truth, revealed, platform_loss, self.done)
 
+    def _checked_reports(self, reports: np.ndarray) -> np.ndarray:
+        reports = np.asarray(reports, dtype=np.float64)
+        expected = (self.batch_size, self.n_labelers, self.feedback_dim)
+        if reports.shape != expected:
+            raise ValueError(f"reports have shape {reports.shape}, expected {expected} (games, labelers, K)")
+        if not np.all(np.isfinite(reports)):
+            raise ValueError("reports must be finite numbers; got NaN or infinite values")
+        return project(reports, self.config.space)
+
+    @property
+    def cumulative_excess_loss(self) -> np.ndarray:
+        """Return sum_t h_{i,t} (L_t - l(p_{i,t}, y_t)) so far, an array (B, N)."""
+        if self._dense_preferences:
+            return self.cumulative_platform_loss[:, None] - self._cumulative_truthful_loss
+        return self._cumulative_sparse_excess.copy()
+
     def _utilities(
-        self, aggregate: np.ndarray, draw: SlotDraw, weights_before: np.ndarray, weights_after: np.ndarray
+        self, aggregate: np.ndarray, draw: SlotDraw, weights_before: np.ndarray | None, weights_after: np.ndarray
     ) -> np.ndarray:
         config = self.config
-        influence = np.zeros(weights_before.shape)
-        reputation = np.zeros(weights_before.shape)
+        influence = np.zeros(weights_after.shape)
+        reputation = np.zeros(weights_after.shape)
         if config.utility in ("influence", "mixed"):
             gap = aggregate[:, None, :] - draw.preferences
             influence = np.where(draw.has_preference, -np.mean(gap * gap, axis=2), 0.0)
@@ -323,7 +367,7 @@ class StrategicFeedbackGame:
         asked = draw.asked
         self.misreport_sum += np.where(asked, np.linalg.norm(shift, axis=2), 0.0)
         self.exaggeration_sum += np.where(asked & (away_norm > 0), signed, 0.0)
-        self.asked_count += asked
+        self._asked_count += asked
 
     # ------------------------------------------------------------------ metrics
 
@@ -335,6 +379,23 @@ class StrategicFeedbackGame:
         replay a labeler is compared only on the items it labelled (sleeping experts).
         """
         return self.cumulative_excess_loss.max(axis=1)
+
+    @property
+    def asked_count(self) -> np.ndarray:
+        """Return how many slots each labeler has been asked in so far (B, N)."""
+        return self._asked_count + self._all_asked_slots
+
+    def asked_regret(self) -> np.ndarray:
+        """Return the regret (B,) against the best labeler on the slots in which it was asked.
+
+        R = max_i sum_{t: m_{i,t} = 1} (L_t - l(p_{i,t}, y_t)), the sleeping-experts regret.
+        Under platform-sampled partial feedback it compares the platform with each labeler
+        only where that labeler could influence the aggregate; without sampling it equals
+        :meth:`regret`.
+        """
+        if self.draw.ask_prob is not None:
+            return self._cumulative_asked_excess.max(axis=1)
+        return self.regret()
 
     def misreport(self) -> np.ndarray:
         """Return each labeler's mean ||r - p||_2 over the slots it was asked in (B, N)."""

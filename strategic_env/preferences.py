@@ -43,6 +43,8 @@ class PreferenceSource(ABC):
     n_labelers: int
     feedback_dim: int
     labeler_names: tuple[str, ...]
+    # True when every labeler holds a preference in every slot, as in synthetic games.
+    always_has_preference: bool = False
 
     @abstractmethod
     def episode_length(self, horizon: int) -> int:
@@ -63,7 +65,14 @@ class PreferenceSource(ABC):
 
 
 class SyntheticSource(PreferenceSource):
-    """Synthetic truth and preferences drawn from the model of the configuration."""
+    """Synthetic truth and preferences drawn from the model of the configuration.
+
+    Draws are made in blocks of several slots at once, which cuts per-slot overhead; a
+    block holds at most BLOCK_ELEMENTS noise values, so memory stays O(B N K).
+    """
+
+    BLOCK_ELEMENTS = 1 << 20
+    always_has_preference = True
 
     def __init__(self, config: GameConfig) -> None:
         self.config = config
@@ -75,6 +84,9 @@ class SyntheticSource(PreferenceSource):
         self._rng = np.random.default_rng()
         self._batch_size = 1
         self._all_asked = np.ones((1, self.n_labelers), dtype=bool)
+        self._ask_prob: np.ndarray | None = None
+        self._block: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
+        self._block_start = 0
 
     def episode_length(self, horizon: int) -> int:
         return horizon
@@ -95,36 +107,61 @@ class SyntheticSource(PreferenceSource):
             self._bias = np.clip(rng.normal(0.0, config.bias_scale, size=(batch_size, n, k)), -1.0, 1.0)
         else:
             self._bias = np.zeros((batch_size, n, k))
+        self._unbiased = not np.any(self._bias)
         self._all_asked = np.ones((batch_size, n), dtype=bool)
-        if config.feedback_per_slot is not None:
+        if config.feedback_per_slot is not None and config.feedback_per_slot < n:
             self._ask_prob = np.full((batch_size, n), config.feedback_per_slot / n)
         else:
             self._ask_prob = None
+        self._block = None
+        self._block_start = 0
+        self._block_length = max(1, self.BLOCK_ELEMENTS // (batch_size * n * k))
 
     @property
     def types(self) -> tuple[np.ndarray, np.ndarray]:
         return self._bias, self._sigma
 
-    def draw(self, slot: int) -> SlotDraw:
+    def _draw_block(self, length: int) -> None:
         config = self.config
         rng = self._rng
         b, n, k = self._batch_size, self.n_labelers, self.feedback_dim
         if config.space == "cube":
             a, beta_b = config.truth_beta
-            truth = rng.beta(a, beta_b, size=(b, k))
+            truth = rng.beta(a, beta_b, size=(length, b, k))
         else:
-            truth = rng.dirichlet(np.full(k, config.truth_dirichlet), size=b)
-        noise = rng.standard_normal((b, n, k))
-        preferences = project(truth[:, None, :] + self._bias + self._sigma[:, :, None] * noise, config.space)
-        if config.feedback_per_slot is not None and config.feedback_per_slot < n:
+            truth = rng.dirichlet(np.full(k, config.truth_dirichlet), size=(length, b))
+        preferences = rng.standard_normal((length, b, n, k))
+        preferences *= self._sigma[None, :, :, None]
+        preferences += truth[:, :, None, :]
+        if not self._unbiased:
+            preferences += self._bias[None]
+        if config.space == "cube":
+            np.clip(preferences, 0.0, 1.0, out=preferences)
+        else:
+            preferences = project(preferences, config.space)
+        asked = None
+        if self._ask_prob is not None:
             # Asking the M labelers with the smallest uniform keys samples M of N uniformly.
-            keys = rng.random((b, n))
-            chosen = np.argpartition(keys, config.feedback_per_slot - 1, axis=1)[:, : config.feedback_per_slot]
-            asked = np.zeros((b, n), dtype=bool)
-            np.put_along_axis(asked, chosen, True, axis=1)
-        else:
-            asked = self._all_asked
-        return SlotDraw(truth, preferences, asked, self._all_asked, self._ask_prob)
+            m = config.feedback_per_slot
+            keys = rng.random((length, b, n))
+            chosen = np.argpartition(keys, m - 1, axis=2)[:, :, :m]
+            asked = np.zeros((length, b, n), dtype=bool)
+            np.put_along_axis(asked, chosen, True, axis=2)
+        self._block = (truth, preferences, asked)
+
+    def draw(self, slot: int) -> SlotDraw:
+        if self._block is None or not self._block_start <= slot < self._block_start + len(self._block[0]):
+            if slot == 0 or self._block is None:
+                self._block_start = slot
+            else:
+                self._block_start += len(self._block[0])
+                if self._block_start != slot:
+                    raise ValueError(f"synthetic slots must be drawn in order; expected slot {self._block_start}, got {slot}")
+            self._draw_block(self._block_length)
+        index = slot - self._block_start
+        truth, preferences, asked = self._block  # type: ignore[misc]
+        slot_asked = self._all_asked if asked is None else asked[index]
+        return SlotDraw(truth[index], preferences[index], slot_asked, self._all_asked, self._ask_prob)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -51,7 +51,12 @@ def accuracy_loss(reports: np.ndarray, truth: np.ndarray, loss: str) -> np.ndarr
     """
     diff = reports - truth
     if loss == "quadratic":
-        return np.mean(diff * diff, axis=-1)
+        if diff.shape[-1] == 1:
+            diff = diff[..., 0]
+            return np.multiply(diff, diff, out=diff)
+        return np.einsum("...k,...k->...", diff, diff) / diff.shape[-1]
     if loss == "absolute":
+        if diff.shape[-1] == 1:
+            return np.abs(diff[..., 0], out=diff[..., 0])
         return np.mean(np.abs(diff), axis=-1)
     raise ValueError(f"unknown loss {loss!r}; expected 'quadratic' or 'absolute'")

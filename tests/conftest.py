@@ -43,3 +43,10 @@ def pandalm_dir(data_root: Path) -> Path:
 def snow_dir(data_root: Path) -> Path:
     """Folder with the standardized Snow et al. (2008) TSV files."""
     return _require_folder(data_root / "snow2008")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # PPO's small networks train faster on one torch thread, and the suite shares 2 cores.
+    import torch
+
+    torch.set_num_threads(1)
