@@ -235,7 +235,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             raise ValueError(f"invalid --horizons {args.horizons!r}: expected comma-separated slot counts") from None
         if len(horizons) < 1 or min(horizons) < 1:
             raise ValueError(f"invalid --horizons {args.horizons!r}: expected positive slot counts")
-    replicates = args.replicates if args.replicates is not None else (5 if args.quick else 20)
+    replicates = args.replicates
+    if replicates is None:
+        replicates = 5 if args.quick else 20
     settings = ReproduceSettings(
         mechanisms=parse_mechanisms(args.mechanisms) if args.mechanisms else (),
         horizons=horizons,

@@ -98,16 +98,14 @@ def run_regret_task(task: RegretTask) -> dict[str, Any]:
         marks = checkpoints(game.horizon) if longest else np.array([game.horizon])
         regret_curve = np.zeros((len(marks), task.replicates))
         weight_curve = np.zeros((len(marks), task.replicates))
-        first_exceed = {threshold: np.full(task.replicates, -1) for threshold in WEIGHT_THRESHOLDS}
+        trace_best = longest and best is not None
+        # The best labeler's weight after every slot (T x B floats), for the first slot above a threshold.
+        best_weights = np.empty((game.horizon if trace_best else 0, task.replicates))
         mark = 0
         while not game.done:
             game.step(game.preferences)
-            if longest and best is not None:
-                weight = game.weights[:, best]
-                for threshold, first in first_exceed.items():
-                    newly = (first < 0) & (weight > threshold)
-                    if newly.any():
-                        first[newly] = game.t
+            if trace_best:
+                best_weights[game.t - 1] = game.weights[:, best]
             if game.t == marks[mark]:
                 regret_curve[mark] = game.regret()
                 if best is not None:
@@ -126,7 +124,11 @@ def run_regret_task(task: RegretTask) -> dict[str, Any]:
             entry["regret_curve"] = regret_curve.tolist()
             if best is not None:
                 entry["best_weight_curve"] = weight_curve.tolist()
-                entry["first_exceed"] = {str(k): v.tolist() for k, v in first_exceed.items()}
+                entry["first_exceed"] = {}
+                for threshold in WEIGHT_THRESHOLDS:
+                    above = best_weights > threshold
+                    first = np.where(above.any(axis=0), above.argmax(axis=0) + 1, -1)
+                    entry["first_exceed"][str(threshold)] = first.tolist()
         out["horizons"][str(game.horizon)] = entry
     out["seconds"] = time.perf_counter() - started
     return out
@@ -160,7 +162,7 @@ def fit_slope(horizons: np.ndarray, regrets: np.ndarray, rng: np.random.Generato
 
 @dataclasses.dataclass(frozen=True)
 class ReproduceSettings:
-    """What the regret study runs."""
+    """Settings of the regret study: mechanisms, horizons, replicates, seed, data and workers."""
 
     mechanisms: tuple[str, ...] = ()
     horizons: tuple[int, ...] = FULL_HORIZONS

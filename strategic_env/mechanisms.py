@@ -203,8 +203,13 @@ class Median(Mechanism):
     """
 
     def aggregate(self, reports: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        counts = mask.sum(axis=1)
         if mask.all():
             aggregate = np.median(reports, axis=1)
+        elif counts.min() == counts.max() > 0:
+            # Every game asked the same number of labelers: gather them in order and take the median.
+            asked = reports[mask].reshape(reports.shape[0], int(counts[0]), reports.shape[2])
+            aggregate = np.median(asked, axis=1)
         else:
             masked = np.where(mask[:, :, None], reports, np.nan)
             empty = ~mask.any(axis=1)
@@ -424,7 +429,9 @@ class LossWeightedMechanism(WeightedMechanism):
     ) -> None:
         mask = np.asarray(mask, dtype=bool)
         losses = self.losses(reports, truth)
-        if ask_prob is None:
+        if ask_prob is None and mask.all():
+            state = self._full_step(losses)
+        elif ask_prob is None:
             state = self._sleeping_step(losses, mask)
         else:
             ask_prob = np.asarray(ask_prob, dtype=np.float64)
@@ -432,6 +439,16 @@ class LossWeightedMechanism(WeightedMechanism):
         if revealed is not None:
             state = np.where(np.asarray(revealed, dtype=bool)[:, None], state, self._state)
         self._set_state(state)
+
+    def _full_step(self, losses: np.ndarray) -> np.ndarray:
+        """Return the state after every labeler, all asked, incurs ``losses``."""
+        return self._sleeping_step(losses, np.ones(losses.shape, dtype=bool))
+
+    def aggregate(self, reports: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if mask.all():
+            # With everyone asked, the aggregation weights are the weights themselves.
+            return np.clip(np.einsum("bn,bnk->bk", self._weights, reports), 0.0, 1.0)
+        return super().aggregate(reports, mask)
 
     def _set_state(self, state: np.ndarray) -> None:
         state = np.array(state, dtype=np.float64)
@@ -461,7 +478,10 @@ class ExponentialWeightsMechanism(LossWeightedMechanism):
         """Return the unnormalised log weights (B, N) that the state gives."""
 
     def _weights_from_state(self, state: np.ndarray) -> np.ndarray:
-        return _masked_softmax(self._log_weights(state), np.ones(state.shape, dtype=bool))
+        log_weights = self._log_weights(state)
+        weights = np.exp(log_weights - log_weights.max(axis=1, keepdims=True))
+        weights /= weights.sum(axis=1, keepdims=True)
+        return weights
 
     def aggregation_weights(self, mask: np.ndarray) -> np.ndarray:
         # Renormalising in log space keeps the participants' weights positive even when a
@@ -537,6 +557,9 @@ class Hedge(ExponentialWeightsMechanism):
     def _importance_step(self, estimated_losses: np.ndarray, ask_prob: np.ndarray) -> np.ndarray:
         return self._state + estimated_losses
 
+    def _full_step(self, losses: np.ndarray) -> np.ndarray:
+        return self._state + losses
+
 
 class _LinearMultiplicative(ExponentialWeightsMechanism):
     """Multiplicative update w_i <- w_i (1 - eta l_i), kept as log weights (log w += log1p(-eta l)).
@@ -586,6 +609,9 @@ class _LinearMultiplicative(ExponentialWeightsMechanism):
         log_factor = np.log1p(-self.eta * losses)
         shift = _sleeping_correction(state, log_factor, awake)
         return self._finish(np.where(awake, state + log_factor + shift[:, None], state))
+
+    def _full_step(self, losses: np.ndarray) -> np.ndarray:
+        return self._finish(self._state + np.log1p(-self.eta * losses))
 
     def _importance_step(self, estimated_losses: np.ndarray, ask_prob: np.ndarray) -> np.ndarray:
         # l_hat is at most 1 / p_min, so eta <= p_min / 2 keeps every factor 1 - eta l_hat >= 1/2.
@@ -721,6 +747,9 @@ class FollowTheLeader(LossWeightedMechanism):
 
     def _importance_step(self, estimated_losses: np.ndarray, ask_prob: np.ndarray) -> np.ndarray:
         return self._state + estimated_losses
+
+    def _full_step(self, losses: np.ndarray) -> np.ndarray:
+        return self._state + losses
 
 
 @register("em_weights")

@@ -67,8 +67,8 @@ class PreferenceSource(ABC):
 class SyntheticSource(PreferenceSource):
     """Synthetic truth and preferences drawn from the model of the configuration.
 
-    Draws are made in blocks of several slots at once, which cuts per-slot overhead; a
-    block holds at most BLOCK_ELEMENTS noise values, so memory stays O(B N K).
+    Draws are made in blocks of several slots at once to cut the per-slot overhead. A block
+    holds at most max(BLOCK_ELEMENTS, B N K) noise values, so memory stays O(B N K).
     """
 
     BLOCK_ELEMENTS = 1 << 20
