@@ -331,7 +331,7 @@ def summarise(results: list[dict[str, Any]], rng: np.random.Generator, tables: d
                     "slot": mean_ci(reached) if reached.size else None,
                 }
         scenario[result["mechanism"]] = cell
-    order = [*synthetic_scenarios(), *partial_scenarios()]
+    order = [*synthetic_scenarios(), *partial_scenarios(), *tables]
     ranked = sorted(scenarios, key=lambda name: order.index(name) if name in order else len(order))
     scenarios = {name: scenarios[name] for name in ranked}
     return {"scenarios": scenarios, "data_labelers": {name: list(table.workers) for name, table in tables.items()}}

@@ -122,8 +122,13 @@ def write_csv(summary: dict[str, Any], folder: Path) -> None:
                     writer.writerow([name, mechanism, labeler, weight])
 
 
+def _number(value: float, digits: int) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}g}"
+
+
 def _fmt(estimate: Any, digits: int = 3) -> str:
-    return f"{_value(estimate, 'mean'):.{digits}g} [{_value(estimate, 'low'):.{digits}g}, {_value(estimate, 'high'):.{digits}g}]"
+    mean, low, high = (_value(estimate, field) for field in ("mean", "low", "high"))
+    return f"{_number(mean, digits)} [{_number(low, digits)}, {_number(high, digits)}]"
 
 
 def slope_text(cell: dict[str, Any], key: str = "slope") -> str:

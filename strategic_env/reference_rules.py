@@ -116,6 +116,35 @@ class PlainFollowTheLeader(PlainRule):
         self.weights = [1.0 / count if leader else 0.0 for leader in leaders]
 
 
+class PlainEMWeights(PlainRule):
+    """em_weights with its defaults: weights 1 / sigma_hat^2 from residuals against the aggregate."""
+
+    def __init__(self, n_labelers: int, horizon: int, iterations: int = 5, prior_count: float = 10.0,
+                 prior_residual: float = 0.2, min_variance: float = 1e-6) -> None:
+        super().__init__(n_labelers, horizon)
+        self.iterations = iterations
+        self.min_variance = min_variance
+        self.residual_sum = [prior_count * prior_residual**2] * n_labelers
+        self.residual_count = [prior_count] * n_labelers
+
+    def aggregate(self, reports: list[list[float]]) -> list[float]:
+        variance = [max(s / c, self.min_variance) for s, c in zip(self.residual_sum, self.residual_count)]
+        for _ in range(self.iterations):
+            precision = [1.0 / v for v in variance]
+            aggregate = [min(1.0, max(0.0, value)) for value in weighted_average(precision, reports)]
+            residuals = [quadratic_loss(r, aggregate) for r in reports]
+            variance = [
+                max((s + e) / (c + 1.0), self.min_variance)
+                for s, e, c in zip(self.residual_sum, residuals, self.residual_count)
+            ]
+        self.residual_sum = [s + e for s, e in zip(self.residual_sum, residuals)]
+        self.residual_count = [c + 1.0 for c in self.residual_count]
+        precision = [1.0 / max(s / c, self.min_variance) for s, c in zip(self.residual_sum, self.residual_count)]
+        total = sum(precision)
+        self.weights = [p / total for p in precision]
+        return aggregate
+
+
 def plain_rule(name: str, n_labelers: int, horizon: int) -> PlainRule:
     """Build the plain Python rule for a mechanism name; KeyError if none exists."""
     builders = {
@@ -126,6 +155,7 @@ def plain_rule(name: str, n_labelers: int, horizon: int) -> PlainRule:
         "mw_linear": lambda: PlainMultiplicative(n_labelers, horizon),
         "weighted_majority_abs": lambda: PlainMultiplicative(n_labelers, horizon, loss="absolute"),
         "follow_the_leader": lambda: PlainFollowTheLeader(n_labelers, horizon),
+        "em_weights": lambda: PlainEMWeights(n_labelers, horizon),
     }
     return builders[name]()
 

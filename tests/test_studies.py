@@ -18,7 +18,16 @@ from strategic_env.mechanisms import make
 from strategic_env.preferences import SyntheticSource
 from strategic_env.reference_rules import plain_rule
 
-PLAIN_RULES = ("mean", "median", "online_weighted", "hedge", "mw_linear", "weighted_majority_abs", "follow_the_leader")
+PLAIN_RULES = (
+    "mean",
+    "median",
+    "online_weighted",
+    "hedge",
+    "mw_linear",
+    "weighted_majority_abs",
+    "follow_the_leader",
+    "em_weights",
+)
 
 
 @pytest.mark.parametrize("name", PLAIN_RULES)
