@@ -183,9 +183,10 @@ def summarise_cell(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
     if all(run["closed_form"] is not None for run in runs):
         cell["closed_form"] = {name: mean_ci([run["closed_form"][name] for run in runs]) for name in SUMMARY_FIELDS}
-        closed_gain = cell["closed_form"]["gain"].mean
-        if closed_gain > 0:
-            cell["recovery"] = cell["learned"]["gain"].mean / closed_gain
+        closed_gain = cell["closed_form"]["gain"]
+        # A recovery ratio is meaningful only against a gain known to be positive.
+        if closed_gain.low > 0:
+            cell["recovery"] = cell["learned"]["gain"].mean / closed_gain.mean
     return cell
 
 
@@ -202,6 +203,11 @@ def verdict(mechanism: str, cells: dict[str, dict[str, Any]]) -> dict[str, Any]:
         text = (
             f"{mechanism}: not incentive compatible; {labeler} gains epsilon = {epsilon.format()} "
             f"by the {method} deviation (95 % interval over {epsilon.n} seeds excludes 0)"
+        )
+    elif epsilon.high < 0:
+        text = (
+            f"{mechanism}: every deviation tried lost utility; the largest gain is {epsilon.format()} "
+            f"({labeler}, {method}), so epsilon = 0 for the deviations tried (95 % interval over {epsilon.n} seeds)"
         )
     else:
         text = (
