@@ -163,7 +163,7 @@ class StrategicFeedbackGame:
         sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         source_seq, mechanism_seq, reveal_seq = sequence.spawn(3)
         b, n, k = self.batch_size, self.n_labelers, self.feedback_dim
-        self.source.reset(b, np.random.default_rng(source_seq))
+        self.source.reset(b, np.random.default_rng(source_seq), horizon=self.horizon)
         self.mechanism.reset(
             n, self.horizon, np.random.default_rng(mechanism_seq), batch_size=b, feedback_dim=k, space=self.config.space
         )

@@ -9,7 +9,7 @@
 | Agents               | N (5 in the `paper` preset; set by the data set in replay)  |
 | Action Shape         | (K,)                                                        |
 | Action Values        | [0, 1]^K (`report` mode) or [-1, 1]^K (`shift` mode)        |
-| Observation Shape    | (F,), F = 2K + 4 with the default features                  |
+| Observation Shape    | (F,), F = 3K + 4 with the default features                  |
 | Observation Values   | [0, 1], float32                                             |
 
 N human labelers give preference feedback to a platform over T slots. In each slot every

@@ -51,8 +51,8 @@ class PreferenceSource(ABC):
         """Return the number of slots of an episode for a configured horizon."""
 
     @abstractmethod
-    def reset(self, batch_size: int, rng: np.random.Generator) -> None:
-        """Start B new episodes."""
+    def reset(self, batch_size: int, rng: np.random.Generator, horizon: int | None = None) -> None:
+        """Start B new episodes; ``horizon``, when given, is the number of slots that will be drawn."""
 
     @abstractmethod
     def draw(self, slot: int) -> SlotDraw:
@@ -68,7 +68,8 @@ class SyntheticSource(PreferenceSource):
     """Synthetic truth and preferences drawn from the model of the configuration.
 
     Draws are made in blocks of several slots at once to cut the per-slot overhead. A block
-    holds at most max(BLOCK_ELEMENTS, B N K) noise values, so memory stays O(B N K).
+    covers at most the episode's horizon and holds at most max(BLOCK_ELEMENTS, B N K) noise
+    values, so memory stays O(B N K).
     """
 
     BLOCK_ELEMENTS = 1 << 20
@@ -91,7 +92,7 @@ class SyntheticSource(PreferenceSource):
     def episode_length(self, horizon: int) -> int:
         return horizon
 
-    def reset(self, batch_size: int, rng: np.random.Generator) -> None:
+    def reset(self, batch_size: int, rng: np.random.Generator, horizon: int | None = None) -> None:
         config = self.config
         n, k = self.n_labelers, self.feedback_dim
         self._rng = rng
@@ -116,6 +117,8 @@ class SyntheticSource(PreferenceSource):
         self._block = None
         self._block_start = 0
         self._block_length = max(1, self.BLOCK_ELEMENTS // (batch_size * n * k))
+        if horizon is not None:
+            self._block_length = min(self._block_length, horizon)
 
     @property
     def types(self) -> tuple[np.ndarray, np.ndarray]:
@@ -236,7 +239,7 @@ class ReplaySource(PreferenceSource):
     def episode_length(self, horizon: int) -> int:
         return min(horizon, self.table.n_items)
 
-    def reset(self, batch_size: int, rng: np.random.Generator) -> None:
+    def reset(self, batch_size: int, rng: np.random.Generator, horizon: int | None = None) -> None:
         self._order = rng.permuted(np.tile(np.arange(self.table.n_items), (batch_size, 1)), axis=1)
 
     def draw(self, slot: int) -> SlotDraw:
