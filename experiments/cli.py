@@ -6,11 +6,15 @@ Run ``strategic-env SUBCOMMAND --help`` for the options of each subcommand.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
+
+import numpy as np
 
 from strategic_env.config import ConfigError
 from strategic_env.datasets import DATASETS
@@ -103,9 +107,11 @@ def cmd_stress_test(args: argparse.Namespace) -> int:
     scenario = _scenario(args, horizon=QUICK_HORIZON if quick and args.horizon is None else None)
     names = scenario.labeler_names
     labelers = None
-    if args.labelers:
+    if args.labelers is not None:
         labelers = tuple(_labeler_index(part.strip(), names) for part in args.labelers.split(",") if part.strip())
-    if args.seeds:
+        if not labelers or len(set(labelers)) != len(labelers):
+            raise ValueError(f"invalid --labelers {args.labelers!r}: expected distinct labeler indices or names")
+    if args.seeds is not None:
         seeds = parse_seeds(args.seeds)
     else:
         seeds = QUICK_SEEDS if quick else (0, 1, 2, 3, 4)
@@ -116,7 +122,7 @@ def cmd_stress_test(args: argparse.Namespace) -> int:
         "mechanisms": parse_mechanisms(args.mechanisms),
         "labelers": labelers,
         "seeds": seeds,
-        "eval_episodes": args.eval_episodes or (QUICK_EVAL_EPISODES if quick else 32),
+        "eval_episodes": args.eval_episodes if args.eval_episodes is not None else (QUICK_EVAL_EPISODES if quick else 32),
         "workers": args.workers,
     }
     if steps is not None:
@@ -146,6 +152,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from strategic_env.metrics import mean_ci
 
     torch.set_num_threads(1)  # PPO's small networks train fastest on one thread.
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"invalid --steps {args.steps}: expected a positive number of training steps")
+    if args.eval_episodes < 1:
+        raise ValueError(f"invalid --eval-episodes {args.eval_episodes}: expected a positive number")
+    if args.seed < 0:
+        raise ValueError(f"invalid --seed {args.seed}: expected an integer >= 0")
     scenario = _scenario(args)
     labeler = _labeler_index(args.labeler, scenario.labeler_names)
     scenario.make_game(args.mechanism)  # Fails early on an unknown mechanism.
@@ -154,16 +166,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not model_path.is_file():
             raise FileNotFoundError(f"model file not found: {model_path}")
         model = PPO.load(model_path, device="cpu")
-        expected = scenario.make_game(args.mechanism).observation_low.shape
+        game = scenario.make_game(args.mechanism)
+        expected = game.observation_low.shape
         if model.observation_space.shape != expected:
             raise ValueError(
                 f"the model at {model_path} observes vectors of shape {model.observation_space.shape}, but this "
                 f"game's observations have shape {expected}; use the configuration it was trained with"
             )
+        same_bounds = np.array_equal(model.observation_space.low, game.observation_low) and np.array_equal(
+            model.observation_space.high, game.observation_high
+        )
+        record_path = model_path.parent / "results.json"
+        trained_features = None
+        if record_path.is_file():
+            trained_features = json.loads(record_path.read_text()).get("provenance", {}).get("observation_features")
+        features = list(scenario.config.observation_features)
+        if not same_bounds or (trained_features is not None and trained_features != features):
+            raise ValueError(
+                f"the model at {model_path} was trained on observation features {trained_features or 'of other bounds'}, "
+                f"but this game observes {features}; use the configuration it was trained with"
+            )
         folder = None
     else:
         folder = prepare_output(args.out or "runs/train", args.overwrite)
-        steps = args.steps or DEFAULT_TOTAL_TIMESTEPS
+        steps = args.steps if args.steps is not None else DEFAULT_TOTAL_TIMESTEPS
         config = scenario.config_for(args.mechanism)
         model = train_deviator(config, labeler, steps, args.seed, source=scenario.make_source())
         model.save(folder / "model.zip")
@@ -188,7 +214,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "provenance": provenance(
                     scenario.describe(),
                     [args.seed],
-                    {"mechanism": args.mechanism, "labeler": name, "steps": args.steps or DEFAULT_TOTAL_TIMESTEPS},
+                    {
+                        "mechanism": args.mechanism,
+                        "labeler": name,
+                        "steps": args.steps if args.steps is not None else DEFAULT_TOTAL_TIMESTEPS,
+                        "observation_features": list(scenario.config.observation_features),
+                    },
                 ),
                 "evaluation_seed": eval_seed,
                 "figures": figures,
@@ -210,9 +241,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from experiments.reproduce import builtin_mechanisms
     from experiments.scenario import parse_mechanisms
 
-    if args.n_envs < 1 or args.seconds <= 0:
-        raise ValueError(f"invalid --n-envs {args.n_envs} or --seconds {args.seconds}: expected positive values")
-    mechanisms = parse_mechanisms(args.mechanisms) if args.mechanisms else builtin_mechanisms()
+    if args.n_envs < 1:
+        raise ValueError(f"invalid --n-envs {args.n_envs}: expected a positive number of games")
+    if not math.isfinite(args.seconds) or args.seconds <= 0:
+        raise ValueError(f"invalid --seconds {args.seconds}: expected a finite positive number of seconds")
+    mechanisms = parse_mechanisms(args.mechanisms) if args.mechanisms is not None else builtin_mechanisms()
     normal_rate = normal_draws_per_second((1000, 100, 1), args.seconds)
     rows = bench_mechanisms(mechanisms, min_seconds=args.seconds)
     print(format_mechanisms(rows, normal_rate))
@@ -228,18 +261,22 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from experiments.scenario import parse_mechanisms
 
     horizons = QUICK_HORIZONS if args.quick else FULL_HORIZONS
-    if args.horizons:
+    if args.horizons is not None:
         try:
             horizons = tuple(int(part) for part in args.horizons.split(","))
         except ValueError:
             raise ValueError(f"invalid --horizons {args.horizons!r}: expected comma-separated slot counts") from None
-        if len(horizons) < 1 or min(horizons) < 1:
-            raise ValueError(f"invalid --horizons {args.horizons!r}: expected positive slot counts")
+        if min(horizons) < 1 or len(set(horizons)) != len(horizons):
+            raise ValueError(f"invalid --horizons {args.horizons!r}: expected distinct positive slot counts")
+    if args.seed < 0:
+        raise ValueError(f"invalid --seed {args.seed}: expected an integer >= 0")
+    if args.workers < 1:
+        raise ValueError(f"invalid --workers {args.workers}: expected at least 1")
     replicates = args.replicates
     if replicates is None:
         replicates = 5 if args.quick else 20
     settings = ReproduceSettings(
-        mechanisms=parse_mechanisms(args.mechanisms) if args.mechanisms else (),
+        mechanisms=parse_mechanisms(args.mechanisms) if args.mechanisms is not None else (),
         horizons=horizons,
         partial_horizons=horizons,
         replicates=replicates,
@@ -322,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.handler(args)
-    except (ConfigError, ValueError, FileNotFoundError, FileExistsError) as error:
+    except (ConfigError, ValueError, OSError) as error:
         print(f"strategic-env {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -24,6 +24,7 @@ import logging
 import math
 import multiprocessing
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +174,8 @@ class ReproduceSettings:
     workers: int = 2
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"invalid workers={self.workers}: expected at least 1")
         if self.replicates < 2:
             raise ValueError(f"invalid replicates={self.replicates}: an interval needs at least 2")
         if not self.horizons or min(self.horizons) < 1:
@@ -244,8 +247,7 @@ def run_reproduce(settings: ReproduceSettings, out: str | Path, overwrite: bool 
     started = time.perf_counter()
     results = _run_tasks(tasks, settings.workers)
     elapsed = time.perf_counter() - started
-    rng = np.random.default_rng(settings.seed)
-    summary = summarise(results, rng, tables)
+    summary = summarise(results, settings.seed, tables)
     from experiments import reproduce_report
 
     figures = reproduce_report.write_figures(summary, folder)
@@ -288,10 +290,16 @@ def _run_tasks(tasks: list[RegretTask], workers: int) -> list[dict[str, Any]]:
     return results
 
 
-def summarise(results: list[dict[str, Any]], rng: np.random.Generator, tables: dict[str, LabelTable]) -> dict[str, Any]:
-    """Turn raw per-replicate results into estimates, slopes and curves per scenario and mechanism."""
+def summarise(results: list[dict[str, Any]], seed: int, tables: dict[str, LabelTable]) -> dict[str, Any]:
+    """Turn raw per-replicate results into estimates, slopes and curves per scenario and mechanism.
+
+    Each cell's bootstrap draws from its own generator, seeded by ``seed`` and the cell's
+    names, so the intervals do not depend on the order in which the runs finished.
+    """
     scenarios: dict[str, Any] = {}
     for result in results:
+        label = f"{result['scenario']}|{result['mechanism']}".encode()
+        rng = np.random.default_rng([seed, zlib.crc32(label)])
         scenario = scenarios.setdefault(result["scenario"], {})
         horizons = sorted(result["horizons"].values(), key=lambda entry: entry["horizon"])
         t_values = np.array([entry["horizon"] for entry in horizons], dtype=float)

@@ -104,6 +104,8 @@ def parse_mechanisms(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     if not names:
         raise ValueError(f"invalid --mechanisms {text!r}: expected comma-separated names such as mean,median")
+    if len(set(names)) != len(names):
+        raise ValueError(f"invalid --mechanisms {text!r}: each mechanism may appear only once")
     for name in names:
         resolve(name)
     return names
@@ -121,6 +123,6 @@ def parse_seeds(text: str) -> tuple[int, ...]:
             seeds = tuple(range(count))
     except ValueError:
         raise ValueError(f"invalid --seeds {text!r}: expected a count such as 5 or a list such as 0,1,2") from None
-    if len(set(seeds)) != len(seeds) or any(seed < 0 for seed in seeds):
+    if not seeds or len(set(seeds)) != len(seeds) or any(seed < 0 for seed in seeds):
         raise ValueError(f"invalid --seeds {text!r}: seeds must be distinct integers >= 0")
     return seeds

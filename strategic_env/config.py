@@ -170,7 +170,7 @@ class GameConfig:
             _check_int("feedback_per_slot", self.feedback_per_slot, 1, self.n_labelers)
 
         features = self.observation_features
-        if isinstance(features, str) or not all(isinstance(f, str) for f in features):
+        if isinstance(features, str) or not isinstance(features, (list, tuple)) or not all(isinstance(f, str) for f in features):
             _fail("observation_features", features, f"expected a list of names from {', '.join(OBSERVATION_FEATURES)}")
         unknown = [f for f in features if f not in OBSERVATION_FEATURES]
         if unknown or not features:
@@ -183,6 +183,16 @@ class GameConfig:
         if not isinstance(self.mechanism_params, Mapping):
             _fail("mechanism_params", self.mechanism_params, "expected a mapping of keyword arguments")
         object.__setattr__(self, "mechanism_params", _FrozenDict(self.mechanism_params))
+        # Resolving the name (and building the rule when parameters are given) checks them here,
+        # not at the first game.
+        from strategic_env.mechanisms import make, resolve
+
+        try:
+            resolve(self.mechanism)
+            if self.mechanism_params:
+                make(self.mechanism, **self.mechanism_params)
+        except ValueError as error:
+            raise ConfigError(f"invalid mechanism={self.mechanism!r} with mechanism_params={dict(self.mechanism_params)}: {error}") from None
 
     def _normalise_bias(self, bias: Any) -> tuple[tuple[float, ...], ...]:
         try:

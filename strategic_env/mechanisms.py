@@ -23,6 +23,7 @@ subclassing :class:`Mechanism` and decorating it with :func:`register`.
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -61,13 +62,17 @@ def resolve(name: str) -> type[Mechanism]:
         return _REGISTRY[name]
     if ":" in name:
         module_name, _, attribute = name.partition(":")
+        if not module_name or not attribute or module_name.startswith("."):
+            raise ValueError(f"invalid mechanism import path {name!r}: expected an absolute path 'package.module:Class'")
         try:
             module = importlib.import_module(module_name)
-        except ImportError as error:
+        except (ImportError, TypeError, ValueError) as error:
             raise ValueError(f"cannot import mechanism module {module_name!r} from {name!r}: {error}") from None
         cls = getattr(module, attribute, None)
         if not (isinstance(cls, type) and issubclass(cls, Mechanism)):
             raise ValueError(f"{name!r} does not name a Mechanism subclass")
+        if inspect.isabstract(cls):
+            raise ValueError(f"{name!r} is an abstract class; name a subclass that implements aggregate")
         return cls
     raise ValueError(
         f"unknown mechanism {name!r}; expected one of {', '.join(available())} or an import path 'package.module:Class'"
@@ -520,13 +525,14 @@ class Hedge(ExponentialWeightsMechanism):
     cumulative loss when every labeler is asked in every slot.
 
     Args:
-        eta: learning rate, a finite number > 0; default sqrt(8 ln N / T) (0 when N = 1).
+        eta: learning rate, a number in (0, 1e6]; default sqrt(8 ln N / T) (0 when N = 1).
         loss: "quadratic" (default) or "absolute".
     """
 
     def __init__(self, eta: float | None = None, loss: str = "quadratic") -> None:
         super().__init__(loss=loss)
-        self.eta_param = None if eta is None else _check_number("hedge", "eta", eta, 0.0)
+        # Above 1e6, -eta L can overflow to -inf for every labeler and the weights become NaN.
+        self.eta_param = None if eta is None else _check_number("hedge", "eta", eta, 0.0, 1e6)
         self.eta = self.eta_param if self.eta_param is not None else 0.0
 
     def reset(self, n_labelers: int, horizon: int, rng: np.random.Generator, **kwargs: Any) -> None:
@@ -782,10 +788,10 @@ class EMWeights(Mechanism):
         iterations: fixed-point iterations per slot, an integer >= 1; default 5.
         prior_count: pseudo-count of the prior residual, > 0; default 10. It keeps the early
             weights near uniform.
-        prior_residual: prior residual scale s_0 > 0; default 0.2. The prior mean residual
+        prior_residual: prior residual scale s_0 in (0, 1]; default 0.2. The prior mean residual
             m_0 is s_0^2 for the quadratic residual and s_0 for the absolute one, so the prior
             sigma_hat is s_0 in both cases.
-        min_variance: floor on sigma_hat^2, > 0; default 1e-6, so no weight is infinite.
+        min_variance: floor on sigma_hat^2, in [1e-12, 1]; default 1e-6, so no weight is infinite.
         loss: residual measure, "quadratic" (default, ||r - a||^2 / K) or "absolute"
             (||r - a||_1 / K).
     """
@@ -803,8 +809,10 @@ class EMWeights(Mechanism):
             raise ValueError(f"invalid iterations={iterations!r} for em_weights: expected an integer >= 1")
         self.iterations = int(iterations)
         self.prior_count = _check_number("em_weights", "prior_count", prior_count, 0.0)
-        self.prior_residual = _check_number("em_weights", "prior_residual", prior_residual, 0.0)
-        self.min_variance = _check_number("em_weights", "min_variance", min_variance, 0.0)
+        # Losses lie in [0, 1], so a larger residual scale means nothing; the floor on the
+        # variance keeps 1 / sigma_hat^2 far from overflowing.
+        self.prior_residual = _check_number("em_weights", "prior_residual", prior_residual, 0.0, 1.0)
+        self.min_variance = _check_number("em_weights", "min_variance", min_variance, 1e-12, 1.0, low_inclusive=True)
         # The prior mean residual m_0: a variance for the quadratic residual, a scale for the absolute one.
         self._prior_mean_residual = prior_residual**2 if loss == "quadratic" else prior_residual
 

@@ -96,6 +96,7 @@ slot just played (empty after reset).
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 import gymnasium
@@ -103,12 +104,14 @@ import numpy as np
 from pettingzoo import ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec, parallel_to_aec_wrapper
 
-from strategic_env.config import GameConfig, preset as make_preset
+from strategic_env.config import ConfigError, GameConfig, preset as make_preset
 from strategic_env.game import StrategicFeedbackGame
 from strategic_env.mechanisms import Mechanism
 from strategic_env.preferences import PreferenceSource
 
 ENV_NAME = "strategic_feedback_v0"
+
+logger = logging.getLogger(__name__)
 
 
 def build_config(config: GameConfig | None = None, preset: str | None = None, **overrides: Any) -> GameConfig:
@@ -133,13 +136,18 @@ def build_game(
     mechanism_object = None
     if isinstance(mechanism, Mechanism):
         mechanism_object = mechanism
-        # Record the instance's rule in the configuration; its parameters live on the instance.
-        cls = type(mechanism)
-        overrides["mechanism"] = mechanism.name or f"{cls.__module__}:{cls.__qualname__}"
-        overrides["mechanism_params"] = {}
     elif mechanism is not None:
         overrides["mechanism"] = mechanism
     game_config = build_config(config, preset, **overrides)
+    if mechanism_object is not None:
+        # Record the instance's rule in the configuration; its parameters live on the instance.
+        cls = type(mechanism_object)
+        name = mechanism_object.name or f"{cls.__module__}:{cls.__qualname__}"
+        try:
+            game_config = game_config.replace(mechanism=name, mechanism_params={})
+        except ConfigError:
+            logger.warning("the configuration cannot name mechanism %s (not importable); it keeps %r",
+                           cls.__qualname__, game_config.mechanism)
     return StrategicFeedbackGame(
         game_config,
         batch_size=batch_size,
@@ -201,6 +209,8 @@ class StrategicFeedbackParallelEnv(ParallelEnv):
         )
 
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        if not hasattr(self, "_seed_sequence"):
+            raise RuntimeError("the environment has not been reset; call reset() before step()")
         if not self.agents:
             raise RuntimeError("the episode is over; call reset() before step()")
         missing = [agent for agent in self.agents if agent not in actions]

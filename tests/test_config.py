@@ -283,7 +283,7 @@ def test_toml_field_values(tmp_path: Path) -> None:
     text = (
         'preset = "paper"\n'
         "horizon = 300\n"
-        'mechanism = "mean"\n'
+        'mechanism = "online_weighted"\n'
         "noise_sigma = [0.1, 0.1, 0.2, 0.2, 0.3]\n"
         'observation_features = ["preference", "weight"]\n'
         "[mechanism_params]\n"
@@ -291,7 +291,7 @@ def test_toml_field_values(tmp_path: Path) -> None:
     )
     config = load_config(write_toml(tmp_path, text))
     assert config.horizon == 300
-    assert config.mechanism == "mean"
+    assert config.mechanism == "online_weighted"
     assert config.noise_sigma == (0.1, 0.1, 0.2, 0.2, 0.3)
     assert config.observation_features == ("preference", "weight")
     assert dict(config.mechanism_params) == {"eta": 0.25}

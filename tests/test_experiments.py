@@ -186,3 +186,51 @@ def test_ppo_deviator_recovers_mean_gain():
 def test_bench_prints_ratio(capsys):
     assert main(["bench", "--seconds", "0.05", "--n-envs", "8"]) == 0
     assert "ratio" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["stress-test", "--labelers", "4,4"], "distinct"),
+        (["stress-test", "--labelers", ","], "distinct"),
+        (["stress-test", "--mechanisms", "mean,mean"], "only once"),
+        (["stress-test", "--eval-episodes", "0"], "eval_episodes"),
+        (["train", "--labeler", "0", "--steps", "0"], "--steps"),
+        (["reproduce", "--horizons", ""], "--horizons"),
+        (["reproduce", "--horizons", "100,100"], "distinct"),
+        (["reproduce", "--workers", "0"], "--workers"),
+        (["simulate", "--seeds", ","], "--seeds"),
+        (["simulate", "--mechanisms", "..x:Y"], "absolute path"),
+        (["simulate", "--mechanisms", "strategic_env.mechanisms:Mechanism"], "abstract"),
+    ],
+)
+def test_cli_rejects_bad_values(arguments, expected, capsys, tmp_path):
+    assert main([*arguments, "--out", str(tmp_path / "out")]) == 2
+    assert expected in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("arguments", "expected"), [(["--seconds", "nan"], "--seconds"), (["--mechanisms", ""], "--mechanisms")])
+def test_bench_rejects_bad_values(arguments, expected, capsys):
+    assert main(["bench", *arguments]) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_cli_reports_path_errors(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["simulate", "--horizon", "20", "--seeds", "2", "--out", str(blocker / "sub")]) == 2
+    assert "error" in capsys.readouterr().err
+    assert main(["simulate", "--config", str(tmp_path)]) == 2
+
+
+def test_evaluate_rejects_other_layout(tmp_path, capsys):
+    out = tmp_path / "train"
+    assert main(["train", "--labeler", "0", "--horizon", "30", "--steps", "512", "--eval-episodes", "2",
+                 "--out", str(out)]) == 0
+    config = tmp_path / "other_layout.toml"
+    # Seven values like the default layout, but other features in other places.
+    features = ["preference", "weight", "time_left", "previous_aggregate", "previous_truth", "type"]
+    config.write_text(f"observation_features = {json.dumps(features)}\n")
+    code = main(["train", "--labeler", "0", "--config", str(config), "--evaluate", str(out / "model.zip")])
+    assert code == 2
+    assert "observation" in capsys.readouterr().err

@@ -160,3 +160,25 @@ def test_bench_rows_have_ratios():
         assert row["ratio"] > 0
     text = format_mechanisms(rows, normal_rate=1e8)
     assert "online_weighted" in text
+
+
+def test_summary_independent_of_order():
+    from experiments.reproduce import RegretTask, run_regret_task, summarise
+
+    tasks = [
+        RegretTask("paper", preset("paper"), mechanism, (50, 100, 200), 4, 0) for mechanism in ("mean", "hedge")
+    ]
+    results = [run_regret_task(task) for task in tasks]
+    forward = summarise(results, 0, {})
+    backward = summarise(results[::-1], 0, {})
+    for mechanism in ("mean", "hedge"):
+        assert forward["scenarios"]["paper"][mechanism]["slope"] == backward["scenarios"]["paper"][mechanism]["slope"]
+
+
+def test_config_rejects_unknown_mechanism():
+    from strategic_env.config import ConfigError
+
+    with pytest.raises(ConfigError, match="nosuch"):
+        preset("paper", mechanism="nosuch")
+    with pytest.raises(ConfigError, match="eta"):
+        preset("paper", mechanism="online_weighted", mechanism_params={"eta": 5})
