@@ -1,5 +1,6 @@
 # `make demo` runs the incentive-compatibility stress test on the `paper` preset;
 # `make test` runs the test suite. Both create .venv on first use and reuse it.
+# `make demo` replaces the results in $(DEMO_OUT) (default results/demo).
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -18,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/strategic-env stress-test --preset paper --out $(DEMO_OUT)
+	$(VENV)/bin/strategic-env stress-test --preset paper --out $(DEMO_OUT) --overwrite
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q

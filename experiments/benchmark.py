@@ -146,7 +146,12 @@ def format_mechanisms(rows: list[dict[str, Any]], normal_rate: float) -> str:
     for row in rows:
         plain = row["plain_labeler_slots_per_s"]
         plain_text = "n/a" if plain is None else f"{plain / 1e6:,.3f} M/s"
-        ratio_text = "n/a" if row["ratio"] is None else f"{row['ratio']:,.0f}x"
+        if row["ratio"] is None:
+            ratio_text = "n/a"
+        elif row["ratio"] < 10:
+            ratio_text = f"{row['ratio']:.2g}x"
+        else:
+            ratio_text = f"{row['ratio']:,.0f}x"
         lines.append(
             f"{row['mechanism']:<22} {row['n']:>4} {row['k']:>3} {row['batch']:>5} "
             f"{row['labeler_slots_per_s'] / 1e6:>12,.2f} M/s {plain_text:>14} {ratio_text:>8}"

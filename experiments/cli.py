@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from strategic_env.datasets import DATASETS
 
 logger = logging.getLogger("strategic_env")
 
+DEFAULT_MECHANISMS = ("mean", "median", "online_weighted")
 QUICK_SEEDS = (0, 1)
 QUICK_TIMESTEPS = 20_000
 QUICK_HORIZON = 200
@@ -28,7 +30,7 @@ QUICK_EVAL_EPISODES = 8
 
 
 def _add_scenario_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", help="named configuration to start from: paper (default) or diverse")
+    parser.add_argument("--preset", help="named configuration to start from: paper (default), diverse or paper_n20")
     parser.add_argument("--config", dest="config_file", metavar="FILE", help="TOML configuration file (field = value)")
     parser.add_argument("--dataset", choices=DATASETS, help="replay a real data set instead of synthetic preferences")
     parser.add_argument("--data", metavar="PATH", help="folder that contains the data set's files")
@@ -80,14 +82,25 @@ def _labeler_index(text: str, names: tuple[str, ...]) -> int:
     return index
 
 
+def _study_mechanisms(args: argparse.Namespace, scenario: Any) -> tuple[str, ...]:
+    """Return --mechanisms, else the configuration file's mechanism, else mean, median and online_weighted."""
+    from experiments.scenario import parse_mechanisms
+
+    if args.mechanisms is not None:
+        return parse_mechanisms(args.mechanisms)
+    if args.config_file is not None:
+        return (scenario.config.mechanism,)
+    return DEFAULT_MECHANISMS
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from experiments.scenario import parse_mechanisms, parse_seeds
+    from experiments.scenario import parse_seeds
     from experiments.simulate import format_simulation, run_simulation
 
     scenario = _scenario(args)
     record = run_simulation(
         scenario,
-        parse_mechanisms(args.mechanisms),
+        _study_mechanisms(args, scenario),
         parse_seeds(args.seeds),
         policy=args.policy,
         out=args.out,
@@ -100,7 +113,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_stress_test(args: argparse.Namespace) -> int:
-    from experiments.scenario import parse_mechanisms, parse_seeds
+    from experiments.scenario import parse_seeds
     from experiments.stress_test import StressTestSettings, format_table, run_stress_test
 
     quick = args.quick
@@ -118,11 +131,14 @@ def cmd_stress_test(args: argparse.Namespace) -> int:
     steps = args.steps
     if steps is None and quick:
         steps = QUICK_TIMESTEPS
+    eval_episodes = args.eval_episodes
+    if eval_episodes is None:
+        eval_episodes = QUICK_EVAL_EPISODES if quick else 32
     settings_kwargs: dict[str, Any] = {
-        "mechanisms": parse_mechanisms(args.mechanisms),
+        "mechanisms": _study_mechanisms(args, scenario),
         "labelers": labelers,
         "seeds": seeds,
-        "eval_episodes": args.eval_episodes if args.eval_episodes is not None else (QUICK_EVAL_EPISODES if quick else 32),
+        "eval_episodes": eval_episodes,
         "workers": args.workers,
     }
     if steps is not None:
@@ -159,6 +175,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise ValueError(f"invalid --seed {args.seed}: expected an integer >= 0")
     scenario = _scenario(args)
+    if args.mechanism is None:
+        args.mechanism = scenario.config.mechanism if args.config_file is not None else "mean"
     labeler = _labeler_index(args.labeler, scenario.labeler_names)
     scenario.make_game(args.mechanism)  # Fails early on an unknown mechanism.
     if args.evaluate:
@@ -212,7 +230,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             folder / "results.json",
             {
                 "provenance": provenance(
-                    scenario.describe(),
+                    {**scenario.describe(), "game": scenario.config_for(args.mechanism).to_dict()},
                     [args.seed],
                     {
                         "mechanism": args.mechanism,
@@ -303,7 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="run mechanisms against fixed labeler policies")
     _add_scenario_options(simulate)
-    simulate.add_argument("--mechanisms", default="mean,median,online_weighted", help="comma-separated mechanism names or import paths")
+    simulate.add_argument(
+        "--mechanisms",
+        help="comma-separated mechanism names or import paths (default: the --config file's mechanism, "
+        "else mean,median,online_weighted)",
+    )
     simulate.add_argument("--seeds", default="5", help="a count N (seeds 0..N-1) or a comma-separated list (default: 5)")
     from experiments.simulate import POLICY_HELP
 
@@ -312,7 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     stress = commands.add_parser("stress-test", help="train deviators and measure each mechanism's incentive compatibility")
     _add_scenario_options(stress)
-    stress.add_argument("--mechanisms", default="mean,median,online_weighted", help="comma-separated mechanism names or import paths")
+    stress.add_argument(
+        "--mechanisms",
+        help="comma-separated mechanism names or import paths (default: the --config file's mechanism, "
+        "else mean,median,online_weighted)",
+    )
     stress.add_argument("--seeds", help="a count N (seeds 0..N-1) or a comma-separated list (default: 5; --quick: 2)")
     stress.add_argument("--labelers", help="comma-separated indices or names of the deviating labelers (default: first and last)")
     stress.add_argument("--steps", type=int, help="PPO training steps per deviator (default: 300000; --quick: 20000)")
@@ -324,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a PPO deviator for one labeler, or evaluate a saved one")
     _add_scenario_options(train)
     train.add_argument("--labeler", required=True, help="index or name of the deviating labeler")
-    train.add_argument("--mechanism", default="mean", help="mechanism name or import path (default: mean)")
+    train.add_argument("--mechanism", help="mechanism name or import path (default: the --config file's, else mean)")
     train.add_argument("--steps", type=int, help="PPO training steps (default: 300000)")
     train.add_argument("--seed", type=int, default=0, help="training seed; evaluation uses seed + 1000000 (default: 0)")
     train.add_argument("--eval-episodes", type=int, default=32, help="evaluation episodes (default: 32)")
@@ -352,6 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A console script does not put the working folder on sys.path as `python -m` does, so
+    # user mechanisms given as 'package.module:Class' would not import from it.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

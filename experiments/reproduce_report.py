@@ -234,6 +234,8 @@ def render(record: dict[str, Any], settings: Any) -> str:
                     f"{labelers[top]} ({weights[top]:.3f}) |"
                 )
         lines.append("")
+    if not data:
+        lines += ["## Real data", "", "Not run: no --data folder was given.", ""]
     lines += ["## Figures", "", *[f"![{title}]({path})" for title, path in record["figures"].items()], ""]
     git = prov["git"]
     lines += [

@@ -89,14 +89,15 @@ def build_scenario(
     if dataset is None:
         if data is not None:
             raise ValueError("--data needs --dataset to say which data set the folder contains")
-        return Scenario(config=config, preset=preset if config_file is None else None)
+        return Scenario(config=config, preset=(preset or "paper") if config_file is None else None)
     if dataset not in DATASETS:
         raise ValueError(f"unknown data set {dataset!r}; expected one of {', '.join(DATASETS)}")
     if data is None:
         raise ValueError(f"--dataset {dataset} needs --data PATH, the folder that contains the data set's files")
     table = load_dataset(dataset, Path(data), **(dataset_options or {}))
     config = config_for_source(config, ReplaySource(table))
-    return Scenario(config=config, table=table, preset=preset, dataset=dataset, data_path=str(data))
+    return Scenario(config=config, table=table, preset=(preset or "paper") if config_file is None else None,
+                    dataset=dataset, data_path=str(data))
 
 
 def parse_mechanisms(text: str) -> tuple[str, ...]:

@@ -237,7 +237,7 @@ def validate_deviator(cells: dict[str, dict[str, Any]], required: float) -> dict
     passed = learned.low > 0 and recovery is not None and recovery >= required
     text = (
         f"positive control under mean, {labeler}: learned gain {learned.format()} vs closed-form "
-        f"{closed.format()}, recovery {recovery if recovery is None else f'{recovery:.1%}'} "
+        f"{closed.format()}, recovery {'n/a' if recovery is None else f'{recovery:.1%}'} "
         f"(required: interval excludes 0 and recovery >= {required:.0%}): {'PASSED' if passed else 'FAILED'}"
     )
     if not passed:

@@ -16,6 +16,7 @@ from strategic_env.mechanisms import Mechanism, make as make_mechanism, register
 from strategic_env.one_learner import LabelerEnv, LabelerVecEnv
 from strategic_env.pettingzoo_env import StrategicFeedbackParallelEnv, env, parallel_env, raw_env
 from strategic_env.preferences import LabelTable, ReplaySource, SyntheticSource
+from strategic_env import strategic_feedback_v0  # noqa: E402  (the versioned PettingZoo name)
 
 __all__ = [
     "ConfigError",
@@ -35,6 +36,7 @@ __all__ = [
     "preset",
     "raw_env",
     "register_mechanism",
+    "strategic_feedback_v0",
 ]
 
 __version__ = "0.1.0"

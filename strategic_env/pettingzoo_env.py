@@ -6,7 +6,7 @@
 | Parallel API         | Yes (native)                                                |
 | Manual Control       | No                                                          |
 | Agents               | `agents= ['labeler_0', ..., 'labeler_{N-1}']`               |
-| Agents               | N (5 in the `paper` preset; set by the data set in replay)  |
+| Number of agents     | N (5 in the `paper` preset; set by the data set in replay)  |
 | Action Shape         | (K,)                                                        |
 | Action Values        | [0, 1]^K (`report` mode) or [-1, 1]^K (`shift` mode)        |
 | Observation Shape    | (F,), F = 3K + 4 with the default features                  |
