@@ -23,6 +23,10 @@ from strategic_env.datasets import DATASETS
 logger = logging.getLogger("strategic_env")
 
 DEFAULT_MECHANISMS = ("mean", "median", "online_weighted")
+STUDY_MECHANISMS_HELP = (
+    "comma-separated mechanism names or import paths (default: the --config file's mechanism, "
+    "else mean,median,online_weighted)"
+)
 QUICK_SEEDS = (0, 1)
 QUICK_TIMESTEPS = 20_000
 QUICK_HORIZON = 200
@@ -321,11 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="run mechanisms against fixed labeler policies")
     _add_scenario_options(simulate)
-    simulate.add_argument(
-        "--mechanisms",
-        help="comma-separated mechanism names or import paths (default: the --config file's mechanism, "
-        "else mean,median,online_weighted)",
-    )
+    simulate.add_argument("--mechanisms", help=STUDY_MECHANISMS_HELP)
     simulate.add_argument("--seeds", default="5", help="a count N (seeds 0..N-1) or a comma-separated list (default: 5)")
     from experiments.simulate import POLICY_HELP
 
@@ -334,11 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     stress = commands.add_parser("stress-test", help="train deviators and measure each mechanism's incentive compatibility")
     _add_scenario_options(stress)
-    stress.add_argument(
-        "--mechanisms",
-        help="comma-separated mechanism names or import paths (default: the --config file's mechanism, "
-        "else mean,median,online_weighted)",
-    )
+    stress.add_argument("--mechanisms", help=STUDY_MECHANISMS_HELP)
     stress.add_argument("--seeds", help="a count N (seeds 0..N-1) or a comma-separated list (default: 5; --quick: 2)")
     stress.add_argument("--labelers", help="comma-separated indices or names of the deviating labelers (default: first and last)")
     stress.add_argument("--steps", type=int, help="PPO training steps per deviator (default: 300000; --quick: 20000)")

@@ -18,19 +18,16 @@ final weights of every mechanism over the data set's length.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import logging
 import math
-import multiprocessing
 import time
 import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
-
+from experiments.parallel import map_with_progress
 from experiments.provenance import prepare_output, provenance, write_json, write_text
 from strategic_env.config import GameConfig, preset as make_preset
 from strategic_env.datasets import load_pandalm, load_snow_rte, load_snow_valence
@@ -245,7 +242,9 @@ def run_reproduce(settings: ReproduceSettings, out: str | Path, overwrite: bool 
             )
 
     started = time.perf_counter()
-    results = _run_tasks(tasks, settings.workers)
+    # Longest tasks first keeps every worker busy until the end.
+    ordered = sorted(tasks, key=lambda task: -sum(task.horizons) * task.config.n_labelers)
+    results = map_with_progress(run_regret_task, ordered, settings.workers, "regret runs", "run")
     elapsed = time.perf_counter() - started
     summary = summarise(results, settings.seed, tables)
     from experiments import reproduce_report
@@ -269,25 +268,6 @@ def run_reproduce(settings: ReproduceSettings, out: str | Path, overwrite: bool 
     write_json(folder / "results.json", record)
     write_text(folder / "report.md", reproduce_report.render(record, settings))
     return record
-
-
-def _run_tasks(tasks: list[RegretTask], workers: int) -> list[dict[str, Any]]:
-    progress = tqdm(total=len(tasks), desc="regret runs", unit="run")
-    results = []
-    if workers <= 1:
-        for task in tasks:
-            results.append(run_regret_task(task))
-            progress.update()
-    else:
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            # Longest tasks first keeps both workers busy until the end.
-            ordered = sorted(tasks, key=lambda task: -sum(task.horizons) * task.config.n_labelers)
-            for result in pool.map(run_regret_task, ordered):
-                results.append(result)
-                progress.update()
-    progress.close()
-    return results
 
 
 def summarise(results: list[dict[str, Any]], seed: int, tables: dict[str, LabelTable]) -> dict[str, Any]:

@@ -19,22 +19,19 @@ must exclude 0 and its mean must reach ``required_recovery`` of the closed-form 
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import logging
-import multiprocessing
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
-
 from agents.best_response import myopic_best_response_for
 from agents.evaluation import DeviationResult, evaluate_deviation, play_episodes
 from agents.policies import LearnedPolicy
 from agents.training import DEFAULT_TOTAL_TIMESTEPS, train_deviator
 from experiments import plots
+from experiments.parallel import map_with_progress
 from experiments.provenance import prepare_output, provenance, write_json, write_text
 from experiments.scenario import Scenario
 from strategic_env.metrics import Estimate, mean_ci
@@ -152,26 +149,6 @@ def run_job(job: Job) -> dict[str, Any]:
         "learned": summarise(learned),
         "closed_form": closed_form,
     }
-
-
-def run_jobs(jobs: list[Job], workers: int) -> list[dict[str, Any]]:
-    """Run the jobs, in ``workers`` processes when more than one, with a progress bar."""
-    results: list[dict[str, Any]] = []
-    progress = tqdm(total=len(jobs), desc="training deviators", unit="deviator")
-    if workers == 1:
-        for job in jobs:
-            results.append(run_job(job))
-            progress.update()
-    else:
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [pool.submit(run_job, job) for job in jobs]
-            for future in concurrent.futures.as_completed(futures):
-                results.append(future.result())
-                progress.update()
-    progress.close()
-    order = {(job.mechanism, job.labeler, job.seed): i for i, job in enumerate(jobs)}
-    return sorted(results, key=lambda r: order[(r["mechanism"], r["labeler"], r["seed"])])
 
 
 def summarise_cell(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -297,7 +274,7 @@ def run_stress_test(
     logger.info("stress test: %d deviators (%d mechanisms x %d labelers x %d seeds)", len(jobs),
                 len(settings.mechanisms), len(labelers), len(settings.seeds))
     started = time.perf_counter()
-    runs = run_jobs(jobs, min(settings.workers, len(jobs)))
+    runs = map_with_progress(run_job, jobs, min(settings.workers, len(jobs)), "training deviators", "deviator")
 
     summary: dict[str, dict[str, Any]] = {}
     for mechanism in settings.mechanisms:
