@@ -55,8 +55,8 @@ class SyntheticConditionalMeans:
     """E[p_j | p_i] under the synthetic model of a configuration on the cube, by quadrature.
 
     For each labeler i and coordinate k, the posterior of the truth y given p_i is computed
-    on a grid of y from the Beta prior and the clipped-Gaussian likelihood (a density inside
-    (0, 1), a normal tail mass at 0 and at 1). The conditional means are tabulated on a grid
+    on a grid of y from the Beta prior and the clipped-Gaussian likelihood. That likelihood
+    is a density inside (0, 1) and a normal tail mass at 0 and at 1. The conditional means are tabulated on a grid
     of p_i and interpolated linearly; p_i = 0 and p_i = 1 have their own exact entries.
     """
 

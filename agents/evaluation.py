@@ -1,9 +1,9 @@
 """Evaluation of labeler policies on the batched game, with common random numbers.
 
-A deviation is evaluated against truthful play on the same exogenous draws: two games built
+A deviation is evaluated against truthful play on the same exogenous draws. Two games built
 alike and reset with the same seed see the same truths, preferences, participation and
-revelations whatever the labelers report, so the per-episode difference of the deviator's
-discounted utility is a paired estimate of its deviation gain.
+revelations whatever the labelers report. The per-episode difference of the deviator's
+discounted utility is therefore a paired estimate of its deviation gain.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Every mechanism works on a batch of independent games at once and shares one int
   (B, N) of the labelers asked in the slot, and an aggregate of shape (B, K) in the
   feedback space;
 * ``update(reports, mask, truth, revealed=None, ask_prob=None)`` after the truth (B, K)
-  is revealed; ``revealed`` (B,) says in which games it was, and ``ask_prob`` (B, N), when
+  is revealed; ``revealed`` (B,) marks the games in which it was, and ``ask_prob`` (B, N), when
   the platform sampled whom to ask, the probability that each labeler was asked;
 * ``weights``: an array (B, N), a distribution over labelers (uniform for unweighted rules).
 
@@ -91,10 +91,10 @@ def make(name: str, **params: Any) -> Mechanism:
 class Mechanism(ABC):
     """Base class of the aggregation rules.
 
-    Subclasses implement :meth:`aggregate` and, if they learn, :meth:`update`. Rules whose
-    aggregate is a weighted average of the participants' reports with weights fixed before
-    the reports are seen set ``linear = True`` and implement :meth:`aggregation_weights`;
-    the closed-form best response applies to them.
+    Subclasses implement :meth:`aggregate` and, if they learn, :meth:`update`. A rule whose
+    aggregate is a weighted average of the participants' reports, with weights fixed before
+    the reports are seen, sets ``linear = True`` and implements :meth:`aggregation_weights`.
+    The closed-form best response applies to such rules.
     """
 
     name: ClassVar[str] = ""
@@ -238,7 +238,7 @@ class OnlineWeighted(WeightedMechanism):
     "No-Regret and Incentive-Compatible Online Learning" (ICML 2020), which proves regret
     O(sqrt(T ln N)) with eta = sqrt(ln N / T). Hao and Duan, "Online Learning from Strategic
     Human Feedback in LLM Fine-Tuning" (arXiv 2412.16834), state O(sqrt(T)) regret and
-    truthfulness for their dynamic weighting; their exact rule was not available, so this
+    truthfulness for their dynamic weighting. Their exact rule was not available, so this
     rule is a reconstruction of it.
 
     Participation: when the platform samples whom to ask (``ask_prob`` given), the losses

@@ -7,7 +7,7 @@ game slot by slot.
 
 A fixed policy is any callable ``policy(game, labelers) -> reports`` that returns the
 reports (B, len(labelers), K) of the given labelers in the current slot of the batched
-``game``; it may read the game's public state and those labelers' private preferences.
+``game``. It may read the game's public state and those labelers' private preferences.
 Without one, the other labelers report truthfully.
 
 Spaces, rewards and episode end are those of the parallel environment
@@ -122,7 +122,7 @@ class LabelerEnv(gymnasium.Env):
 class LabelerVecEnv(VecEnv):
     """Stable-Baselines3 VecEnv of ``n_envs`` one-learner games stepped by the batched core.
 
-    All games share the horizon, so they end together and are reset together; the info of
+    All games share the horizon, so they end together and are reset together. The info of
     each game at the end contains ``terminal_observation`` and ``episode`` (``r``: the
     undiscounted return, ``l``: the length), as SB3's Monitor would write them.
 
